@@ -27,7 +27,7 @@ PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS ?= -O2 -g
 override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -MMD -MP \
-	-Iinclude -Iuserspace/common -I$(BUILD) $(PKG_CFLAGS) $(SANFLAGS)
+	-Iinclude -Iuserspace/common -Iuserspace/moatd -I$(BUILD) $(PKG_CFLAGS) $(SANFLAGS)
 override LDFLAGS += $(SANFLAGS)
 # gnu11: libbpf's helper macros need typeof and asm.
 BPF_CFLAGS := -g -O2 -target bpf -std=gnu11 -Wall -Wextra -Werror -MMD -MP \
@@ -51,7 +51,7 @@ TEST_HELPERS := $(patsubst tests/helpers/%.c,$(OUT)/tests/%,$(wildcard tests/hel
 SKEL := $(BUILD)/moat_steer.skel.h
 BPF_OBJ := $(BUILD)/moat_steer.bpf.o
 
-.PHONY: all deps demo test test-host san clean check-deps
+.PHONY: all deps demo test san install clean
 all: $(OUT)/moatd $(OUT)/moat $(UNIT_BINS) $(BPF_TEST_BIN) $(TEST_HELPERS)
 
 $(BPF_OBJ): bpf/moat_steer.bpf.c include/moat_abi.h
@@ -96,7 +96,13 @@ demo: deps
 test: deps
 	$(MAKE) all
 	$(MAKE) SAN=1 all
-	tests/run.sh
+	tests/run.sh --lane all
+
+PREFIX ?= /usr/local
+install: all
+	install -D -m 0755 $(OUT)/moatd $(DESTDIR)$(PREFIX)/sbin/moatd
+	install -D -m 0755 $(OUT)/moat $(DESTDIR)$(PREFIX)/sbin/moat
+	install -D -m 0644 userspace/systemd/moatd.service $(DESTDIR)/etc/systemd/system/moatd.service
 
 clean:
 	rm -rf $(BUILD)

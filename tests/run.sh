@@ -23,6 +23,7 @@ done
 passed=0 failed=0 skipped=0
 failures=()
 export MOAT_TEST_PKI=${MOAT_TEST_PKI:-/tmp/moat-test-pki}
+"$ROOT/tests/lib/make-certs.sh" "$MOAT_TEST_PKI" >/dev/null || { echo "cannot make the test PKI"; exit 1; }
 
 selected() {
 	[ ${#filters[@]} -eq 0 ] && return 0

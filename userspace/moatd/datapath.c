@@ -163,7 +163,8 @@ bool datapath_run_scheduled(void)
 		if (s->phase == PHASE_RELAY)
 			datapath_on_client(s, 0);
 	}
-	memmove(scheduled, scheduled + n, (n_scheduled - n) * sizeof(*scheduled));
+	if (n_scheduled > n)
+		memmove(scheduled, scheduled + n, (n_scheduled - n) * sizeof(*scheduled));
 	n_scheduled -= n;
 	return n_scheduled > 0;
 }

@@ -453,6 +453,20 @@ static void close_fd(int *fd, bool abort)
 	*fd = -1;
 }
 
+/*
+ * A refused client usually has bytes we never read (its request, pipelined
+ * behind the handshake). Closing over unread bytes sends RST, which makes the
+ * client drop our alert unread; reading them first lets the alert arrive.
+ */
+static void discard_pending_input(int fd)
+{
+	char sink[4096];
+
+	shutdown(fd, SHUT_WR);
+	for (int i = 0; i < 16 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+		;
+}
+
 void session_close(struct session *s, const char *reason, bool abort_backend)
 {
 	if (s->phase == PHASE_CLOSED)
@@ -463,8 +477,10 @@ void session_close(struct session *s, const char *reason, bool abort_backend)
 			 datapath_name(s->datapath), (unsigned long long)s->bytes_to_app,
 			 (unsigned long long)s->bytes_to_client,
 			 (unsigned long long)(now_ms() - s->started_ms), reason);
-	if (s->phase == PHASE_HANDSHAKE)
+	if (s->phase == PHASE_HANDSHAKE) {
 		s->binding->handshakes_now--;
+		discard_pending_input(s->client.fd);
+	}
 	s->binding->live_sessions--;
 	datapath_release(s);
 	clear_exemption(s);
