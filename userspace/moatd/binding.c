@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "datapath.h"
+#include "ktls.h"
 #include "log.h"
 #include "steering.h"
 
@@ -294,6 +296,10 @@ enum binding_error binding_attach(const struct binding_spec *spec, char *msg, si
 		ret = load_err == TLS_LOAD_INTERNAL ? BINDING_ERR_SYSTEM : BINDING_ERR_INPUT;
 		goto free_binding;
 	}
+
+	/* TLS 1.3 RX offload needs the client traffic secret. */
+	if (datapath_kernel_has_ktls())
+		tls_context_set_keylog(b->ctx, ktls_keylog);
 
 	slot = spec->slot >= 0 ? spec->slot : pick_free_slot();
 	if (slot < 0 || slot >= MOAT_MAX_BINDINGS) {

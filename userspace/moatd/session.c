@@ -490,7 +490,8 @@ void session_close(struct session *s, const char *reason, bool abort_backend)
 		SSL_free(s->ssl);
 		s->ssl = NULL;
 	}
-	OPENSSL_cleanse(s->client_secret, sizeof(s->client_secret));
+	OPENSSL_cleanse(&s->client_secret, sizeof(s->client_secret));
+	OPENSSL_cleanse(&s->server_secret, sizeof(s->server_secret));
 	close_fd(&s->client.fd, false);
 	close_fd(&s->backend.fd, abort_backend);
 	buffer_pool_put(s->to_app.data);

@@ -15,6 +15,7 @@
 
 #include "binding.h"
 #include "event_loop.h"
+#include "ktls.h"
 #include "moat_abi.h"
 #include "tls_context.h"
 
@@ -69,9 +70,8 @@ struct session {
 	struct ktls_relay *ktls;
 
 	uint64_t bytes_to_app, bytes_to_client;
-	/* Keylog-captured TLS 1.3 client traffic secret, wiped after use. */
-	unsigned char client_secret[64];
-	uint8_t client_secret_len;
+	/* TLS 1.3 application traffic secrets from the keylog; wiped at close. */
+	struct traffic_secret client_secret, server_secret;
 };
 
 struct steering;
