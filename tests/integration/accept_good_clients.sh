@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# lanes: host san vm
+# lanes: host san
 # Good ECDSA and RSA client certs are accepted by python ssl, curl and
 # s_client from the openssl CLI, over IPv4 and IPv6, TLS 1.2 and 1.3; bytes intact.
 source "$(dirname "$0")/../lib/common.sh"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# lanes: host san vm
+# lanes: host san
 # Half-close both ways: the client's close_notify reaches the app as EOF and
 # the app's reply still comes back; the app's EOF reaches the client as
 # close_notify and the client can still send.

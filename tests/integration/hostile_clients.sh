@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# lanes: host san vm
+# lanes: host san
 # A malformed ClientHello, plaintext HTTP, a silent client and a flood of slow
 # handshakes are all refused with a reason, and none reaches the app; a good
 # client still gets through while they hang on.

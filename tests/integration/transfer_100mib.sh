@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# lanes: host vm
+# lanes: host
 # 100 MiB each way through moat, checked by SHA-256, with the rate against direct.
 source "$(dirname "$0")/../lib/common.sh"
 size=$((100 * 1024 * 1024))
