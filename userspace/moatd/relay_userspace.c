@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <openssl/err.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
@@ -51,15 +52,19 @@ static enum pump_result client_to_app(struct session *s)
 			session_close(s, "out of memory", true);
 			return PUMP_CLOSED;
 		}
-		ERR_clear_error();
-		int n = SSL_read(s->ssl, s->to_app.data, RELAY_BUF_SIZE);
-
+		s->to_app.off = 0;
 		s->ssl_read_wants_write = false;
-		if (n > 0) {
-			s->to_app.off = 0;
-			s->to_app.len = (uint32_t)n;
-			moved = PUMP_MOVED;
-		} else {
+		/* Gather records until the buffer is full or the socket is drained. */
+		while (s->to_app.len + SSL3_RT_MAX_PLAIN_LENGTH <= RELAY_BUF_SIZE) {
+			ERR_clear_error();
+			int n = SSL_read(s->ssl, s->to_app.data + s->to_app.len,
+					 RELAY_BUF_SIZE - (int)s->to_app.len);
+
+			if (n > 0) {
+				s->to_app.len += (uint32_t)n;
+				moved = PUMP_MOVED;
+				continue;
+			}
 			int err = SSL_get_error(s->ssl, n);
 
 			if (err == SSL_ERROR_WANT_WRITE) {
@@ -75,20 +80,19 @@ static enum pump_result client_to_app(struct session *s)
 					ERR_clear_error();
 					moved = PUMP_MOVED;
 				} else {
-					char why[256];
+					char why[256], reason[300];
 
 					openssl_errors_to_string(why, sizeof(why));
 					if (err == SSL_ERROR_SYSCALL)
 						snprintf(why, sizeof(why), "%s", errno ? strerror(errno) : "eof");
-					char reason[300];
-
 					snprintf(reason, sizeof(reason), "client error: %s", why);
 					session_close(s, reason, true);
 					return PUMP_CLOSED;
 				}
 			}
-			buf_release_if_empty(&s->to_app);
+			break;
 		}
+		buf_release_if_empty(&s->to_app);
 	}
 	if (s->to_app.len) {
 		ssize_t n = send(s->backend.fd, s->to_app.data + s->to_app.off, s->to_app.len,
@@ -219,6 +223,12 @@ void relay_userspace_pump(struct session *s)
 
 void relay_userspace_start(struct session *s)
 {
+	/*
+	 * Read-ahead halves read() calls (no separate header read). It stays off
+	 * during the handshake because the kTLS path needs OpenSSL to have read
+	 * exactly through Finished.
+	 */
+	SSL_set_read_ahead(s->ssl, 1);
 	s->datapath = DATAPATH_USERSPACE;
 	relay_userspace_pump(s);
 }
