@@ -21,7 +21,7 @@ CLANG ?= clang
 BPFTOOL ?= bpftool
 ARCH_INC := /usr/include/$(shell uname -m)-linux-gnu
 
-PKGS := libbpf openssl libnl-3.0 libnl-route-3.0
+PKGS := libbpf openssl libnl-3.0 libnl-route-3.0 inih
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -40,6 +40,8 @@ CLI_SRCS := $(wildcard userspace/cli/*.c)
 COMMON_OBJS := $(COMMON_SRCS:%.c=$(OUT)/obj/%.o)
 MOATD_OBJS := $(MOATD_SRCS:%.c=$(OUT)/obj/%.o)
 CLI_OBJS := $(CLI_SRCS:%.c=$(OUT)/obj/%.o)
+# What `moat check` shares with moatd: the policy parser and validator.
+CLI_MOATD_OBJS := $(addprefix $(OUT)/obj/userspace/moatd/,policy.o policy_check.o identity.o tls_context.o)
 # moatd's modules minus main(), for unit tests.
 MOATD_LIB_OBJS := $(filter-out $(OUT)/obj/userspace/moatd/main.o,$(MOATD_OBJS))
 
@@ -68,7 +70,7 @@ $(OUT)/obj/%.o: %.c | $(SKEL)
 $(OUT)/moatd: $(MOATD_OBJS) $(COMMON_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(OUT)/moat: $(CLI_OBJS) $(COMMON_OBJS)
+$(OUT)/moat: $(CLI_OBJS) $(CLI_MOATD_OBJS) $(COMMON_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(OUT)/tests/%: $(OUT)/obj/tests/unit/%.o $(MOATD_LIB_OBJS) $(COMMON_OBJS)

@@ -66,7 +66,7 @@ show "curl http://$SRV_IP:$PORT/      # before moat: plaintext, anyone can read 
 ip netns exec $CLI curl -sS -m 5 http://$SRV_IP:$PORT/ | sed 's/^/    /'
 
 step "Start moatd and attach it to port $PORT"
-nsenter --net=/run/netns/$SRV "$BIN/moatd" > moatd.log 2>&1 &
+nsenter --net=/run/netns/$SRV "$BIN/moatd" --policy-dir "$W/policy" > moatd.log 2>&1 &
 MOATD_PID=$!
 for _ in $(seq 50); do nsenter --net=/run/netns/$SRV "$BIN/moat" ping >/dev/null 2>&1 && break; sleep 0.1; done
 show "moat attach $PORT --ca ca.crt --cert server.crt --key server.key"

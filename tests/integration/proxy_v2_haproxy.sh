@@ -19,7 +19,8 @@ frontend moat_pp
 	bind 127.0.0.1:9443 accept-proxy
 	http-request return status 200 content-type text/plain lf-string "src=%[src] port=%[src_port] dst=%[dst]:%[dst_port] uid=%[fc_pp_unique_id]\n"
 CFG
-in_srv haproxy -db -f "$T/haproxy.cfg" > "$T/haproxy.out" 2>&1 &
+# nsenter directly (not through a function) so $! is haproxy itself.
+nsenter --net="/run/netns/$NS_SRV" haproxy -db -f "$T/haproxy.cfg" > "$T/haproxy.out" 2>&1 &
 APP_PIDS+=($!)
 wait_for "haproxy" in_srv python3 -c "import socket; socket.create_connection(('127.0.0.1', 9443), timeout=1)"
 start_app 9002 ppv2

@@ -16,6 +16,8 @@ LIB=$ROOT/tests/lib
 PKI=${MOAT_TEST_PKI:-/tmp/moat-test-pki}
 T=$(mktemp -d /tmp/moat-test.XXXXXX)
 export MOAT_RUN_DIR=$T/run
+# moatd's policy directory in tests: empty unless a test writes files there.
+POLICY=$T/policy
 NS_SRV=moat-s$$
 NS_CLI=moat-c$$
 SRV_IP=10.200.0.1
@@ -107,8 +109,8 @@ wait_for() { # DESCRIPTION CMD...: retry for up to 10 s
 }
 
 start_moatd() {
-	mkdir -p "$MOAT_RUN_DIR"
-	nsenter --net="/run/netns/$NS_SRV" "$BIN/moatd" -f "$@" >> "$T/moatd.log" 2>&1 &
+	mkdir -p "$MOAT_RUN_DIR" "$POLICY"
+	nsenter --net="/run/netns/$NS_SRV" "$BIN/moatd" -f --policy-dir "$POLICY" "$@" >> "$T/moatd.log" 2>&1 &
 	MOATD_PID=$!
 	wait_for "moatd control socket" moat ping
 }
@@ -145,3 +147,32 @@ expect_reason() { # REASON: moatd logged a rejection with this reason
 }
 
 ensure_pki
+
+# policy FILE: writes stdin to $POLICY/FILE atomically (moatd may be watching).
+policy() {
+	mkdir -p "$POLICY"
+	cat > "$POLICY/.$1.tmp"
+	mv "$POLICY/.$1.tmp" "$POLICY/$1"
+}
+
+# port_section PORT [extra keys...]: a [port] section with the test CA and server cert.
+port_section() {
+	local port=$1; shift
+	printf '[port %s]\nca = %s\ncert = %s\nkey = %s\n' "$port" "$PKI/ca.crt" "$PKI/server.crt" "$PKI/server.key"
+	for kv in "$@"; do printf '%s\n' "$kv"; done
+}
+
+reload_ok() { moat reload > "$T/reload.out" 2>&1 || fail "moat reload failed: $(cat "$T/reload.out")"; }
+
+# expect_ok WHO HOST PORT [args]: the client is admitted and its request echoed.
+expect_ok() {
+	local out
+	out=$(tls "$@" --request "hi-$1" 2> "$T/err") || fail "client $1 to $2:$3 refused: $(cat "$T/err")"
+	[ "$out" = "hi-$1" ] || fail "client $1 to $2:$3: echo '$out'"
+}
+
+# sha256 of a certificate (DER) and of its public key (SPKI DER).
+cert_sha256() { openssl x509 -in "$1" -outform DER | openssl dgst -sha256 -r | cut -d' ' -f1; }
+spki_sha256() {
+	openssl x509 -in "$1" -pubkey -noout | openssl pkey -pubin -outform DER | openssl dgst -sha256 -r | cut -d' ' -f1
+}

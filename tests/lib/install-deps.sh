@@ -6,9 +6,11 @@ set -euo pipefail
 packages=(
 	# build
 	make gcc clang llvm pkg-config libbpf-dev bpftool libssl-dev libnl-3-dev libnl-route-3-dev
-	libelf-dev zlib1g-dev
+	libelf-dev zlib1g-dev libinih-dev
 	# run and test: real clients and tools nobody here wrote
 	openssl ca-certificates curl python3 iproute2 util-linux procps kmod strace
+	# PROXY v2 consumers for the identity-to-the-app test
+	haproxy
 	# kTLS VM lane (tests/vm): qemu under TCG, a busybox initramfs, Debian kernels
 	qemu-system-x86 busybox-static cpio xz-utils
 	# vagrant/ topology check (vagrant validate runs offline)

@@ -11,6 +11,9 @@
 #include <unistd.h>
 
 #include "control_proto.h"
+#include "log.h"
+#include "policy.h"
+#include "policy_check.h"
 #include "strbuf.h"
 
 static const char usage_text[] =
@@ -22,12 +25,24 @@ static const char usage_text[] =
 "clientAuth purpose), and relays them to the service over loopback.\n"
 "\n"
 "Commands:\n"
+"  check [DIR|FILE]\n"
+"        Validate policy files (default /etc/moat) without touching anything;\n"
+"        no moatd needed. Prints file:line: for every error and a warning for\n"
+"        an interface file whose interface does not exist yet. Exit 0 when\n"
+"        valid, 4 when not.\n"
+"  reload\n"
+"        Make moatd re-read its policy directory and every certificate, key,\n"
+"        CA and CRL file it names. A policy with any error is refused whole\n"
+"        and the running one stays in force (exit 4, errors printed). SIGHUP\n"
+"        and edits under the policy directory do the same.\n"
 "  attach PORT --ca CA.pem --cert SERVER.pem --key SERVER.key [--iface NAME]...\n"
-"        Protect PORT. With no --iface, every interface except lo, present and\n"
+"        Protect PORT at run time (ad hoc; policy files are the lasting way). With no --iface, every interface except lo, present and\n"
 "        future. Name lo to cover loopback too (moatd's own connections to the\n"
 "        app stay exempt; nothing else is). Files are read by moatd; relative\n"
 "        paths are resolved here. The attachment lasts until 'moat detach' and\n"
-"        survives moatd restarts, not reboots.\n"
+"        survives moatd restarts, not reboots; it is never written to the\n"
+"        policy directory. A port the policy files define on an overlapping\n"
+"        interface is refused (exit 5).\n"
 "  detach PORT [--iface NAME]\n"
 "        Lift protection from PORT, or from one of its interfaces. Also removes\n"
 "        protection left behind by a moatd that could not restore it.\n"
@@ -49,7 +64,9 @@ static const char usage_text[] =
 "  4  bad input: unreadable or invalid certificate, key or CA file, an\n"
 "     encrypted key, a key that does not match the certificate, a CA file\n"
 "     holding no CA certificate\n"
-"  5  conflict: port already attached, or not attached\n"
+"  4  (moat check, moat reload) the policy has errors\n"
+"  5  conflict: port already attached, or not attached, or defined by a\n"
+"     policy file\n"
 "  6  unknown interface\n"
 "  7  permission denied (moat must run as root)\n"
 "\n"
@@ -153,6 +170,24 @@ static int parse_port_arg(const char *text)
 	return (int)v;
 }
 
+/* moat check: the validator of moatd, run here, touching nothing. */
+static int cmd_check(const char *path)
+{
+	struct diag d = { 0 };
+	size_t ports = 0, files = 0;
+	int err = policy_check_path(path, &d, &ports, &files);
+
+	if (d.text.data)
+		fputs(d.text.data, stderr);
+	if (err)
+		fprintf(stderr, "%s: %u error(s), %u warning(s)\n", path, d.errors, d.warnings);
+	else
+		printf("%s: policy OK: %zu port(s) in %zu file(s)%s\n", path, ports, files,
+		       d.warnings ? " (with warnings)" : "");
+	diag_free(&d);
+	return err ? MOAT_EXIT_BAD_INPUT : MOAT_EXIT_OK;
+}
+
 enum { OPT_SOCKET = 1000, OPT_CA, OPT_CERT, OPT_KEY, OPT_IFACE, OPT_JSON };
 
 int main(int argc, char **argv)
@@ -202,6 +237,12 @@ int main(int argc, char **argv)
 	else if (moat_run_path(MOAT_CONTROL_SOCKET, socket_path, sizeof(socket_path)))
 		return usage_error("%s", "run directory path too long");
 
+	if (!strcmp(command, "check")) {
+		if (optind + 1 < argc)
+			return usage_error("unexpected argument '%s'", argv[optind + 1]);
+		log_init("moat", LOG_LVL_WARN, false);
+		return cmd_check(optind < argc ? argv[optind] : MOAT_DEFAULT_POLICY_DIR);
+	}
 	add_word(&w, command, NULL);
 	if (!strcmp(command, "attach") || !strcmp(command, "detach")) {
 		if (optind >= argc)
@@ -236,7 +277,7 @@ int main(int argc, char **argv)
 	} else if (!strcmp(command, "status")) {
 		if (json)
 			add_word(&w, "format", "json");
-	} else if (strcmp(command, "ping")) {
+	} else if (strcmp(command, "ping") && strcmp(command, "reload")) {
 		return usage_error("unknown command '%s'", command);
 	}
 	if (w.overflow)

@@ -49,6 +49,50 @@ struct binding *binding_find(uint16_t port)
 	return NULL;
 }
 
+struct binding *binding_find_origin(uint16_t port, const char *origin)
+{
+	for (struct binding *b = binding_list; b; b = b->next)
+		if (b->port == port && (origin ? b->origin && !strcmp(b->origin, origin) : !b->origin))
+			return b;
+	return NULL;
+}
+
+struct binding *binding_find_attached(uint16_t port)
+{
+	return binding_find_origin(port, NULL);
+}
+
+bool bindings_serve_key(uint16_t port, uint32_t ifindex)
+{
+	for (struct binding *b = binding_list; b; b = b->next) {
+		if (b->port != port)
+			continue;
+		if (ifindex == MOAT_IFINDEX_ANY && b->all_ifaces)
+			return true;
+		for (size_t i = 0; ifindex != MOAT_IFINDEX_ANY && i < b->n_ifaces; i++)
+			if (b->ifaces[i].ifindex == ifindex)
+				return true;
+	}
+	return false;
+}
+
+/* Does an attachment on these interfaces (none: all but lo) meet binding b? */
+static bool overlaps(const struct binding *b, size_t n, const char *const *names)
+{
+	bool b_lo_only = !b->all_ifaces && b->n_ifaces == 1 && !strcmp(b->ifaces[0].name, "lo");
+
+	if (!n)
+		return b->all_ifaces || !b_lo_only;
+	for (size_t i = 0; i < n; i++) {
+		if (b->all_ifaces && strcmp(names[i], "lo"))
+			return true;
+		for (size_t j = 0; j < b->n_ifaces; j++)
+			if (!strcmp(b->ifaces[j].name, names[i]))
+				return true;
+	}
+	return false;
+}
+
 void binding_get(struct binding *b)
 {
 	b->refs++;
@@ -57,6 +101,7 @@ void binding_get(struct binding *b)
 static void binding_free(struct binding *b)
 {
 	SSL_CTX_free(b->ctx);
+	free(b->origin);
 	free(b->ca_path);
 	free(b->cert_path);
 	free(b->key_path);
@@ -242,13 +287,51 @@ static enum binding_error fill_ifaces(struct binding *b, const struct binding_sp
 
 		snprintf(bi->name, sizeof(bi->name), "%s", name);
 		bi->ifindex = ifaces_index_of(name);
-		if (!bi->ifindex && spec->slot < 0) {
+		if (!bi->ifindex && spec->slot < 0 && !spec->origin) {
 			snprintf(msg, msglen, "unknown interface '%s'", name);
 			return BINDING_ERR_IFACE;
 		}
 	}
 	refresh_loopback_flag(b);
 	return BINDING_OK;
+}
+
+static void apply_settings(struct binding *b, const struct binding_spec *spec)
+{
+	b->handshake_timeout_ms = spec->handshake_timeout_ms ? spec->handshake_timeout_ms
+							     : default_handshake_timeout_ms;
+	b->max_handshakes = spec->max_handshakes ? spec->max_handshakes : default_max_handshakes;
+	b->backend = spec->backend;
+	b->proxy_v2 = spec->proxy_v2;
+	b->close_disallowed = spec->close_disallowed;
+}
+
+static int replace_string(char **slot, const char *value)
+{
+	char *copy = strdup(value);
+
+	if (!copy)
+		return -ENOMEM;
+	free(*slot);
+	*slot = copy;
+	return 0;
+}
+
+void binding_update(struct binding *b, const struct binding_spec *spec)
+{
+	if (SSL_CTX_up_ref(spec->ctx) == 1) {
+		if (datapath_kernel_has_ktls())
+			tls_context_set_keylog(spec->ctx, ktls_keylog);
+		/* In-flight handshakes hold the old context through their SSL. */
+		SSL_CTX_free(b->ctx);
+		b->ctx = spec->ctx;
+	} else {
+		log_error("port %u: cannot take the new TLS context; the old one stays", b->port);
+	}
+	apply_settings(b, spec);
+	if (replace_string(&b->ca_path, spec->ca) || replace_string(&b->cert_path, spec->cert) ||
+	    replace_string(&b->key_path, spec->key))
+		log_warn("port %u: out of memory recording file names", b->port);
 }
 
 enum binding_error binding_attach(const struct binding_spec *spec, char *msg, size_t msglen)
@@ -264,10 +347,18 @@ enum binding_error binding_attach(const struct binding_spec *spec, char *msg, si
 		snprintf(msg, msglen, "port must be between 1 and 65535");
 		return BINDING_ERR_INPUT;
 	}
-	if (binding_find(spec->port)) {
+	if (binding_find_origin(spec->port, spec->origin)) {
 		snprintf(msg, msglen, "port %u is already attached; run 'moat detach %u' first",
 			 spec->port, spec->port);
 		return BINDING_ERR_CONFLICT;
+	}
+	for (struct binding *o = binding_list; o && !spec->origin; o = o->next) {
+		if (o->port == spec->port && overlaps(o, spec->n_ifaces, spec->ifaces)) {
+			snprintf(msg, msglen, "port %u is defined by policy file %s on an overlapping "
+				 "interface; change the policy there and run 'moat reload'",
+				 spec->port, o->origin);
+			return BINDING_ERR_CONFLICT;
+		}
 	}
 	if (spec->n_ifaces > BINDING_MAX_IFACES) {
 		snprintf(msg, msglen, "at most %d interfaces per port", BINDING_MAX_IFACES);
@@ -279,21 +370,29 @@ enum binding_error binding_attach(const struct binding_spec *spec, char *msg, si
 	b->refs = 1;
 	b->port = spec->port;
 	b->listeners[0].watch.fd = b->listeners[1].watch.fd = -1;
-	b->handshake_timeout_ms = default_handshake_timeout_ms;
-	b->max_handshakes = default_max_handshakes;
+	apply_settings(b, spec);
 	if ((ret = fill_ifaces(b, spec, msg, msglen)) != BINDING_OK)
 		goto free_binding;
 	b->ca_path = strdup(spec->ca);
 	b->cert_path = strdup(spec->cert);
 	b->key_path = strdup(spec->key);
-	if (!b->ca_path || !b->cert_path || !b->key_path) {
-		free(b->ca_path); free(b->cert_path); free(b->key_path);
-		free(b);
-		goto out_of_memory;
+	b->origin = spec->origin ? strdup(spec->origin) : NULL;
+	if (!b->ca_path || !b->cert_path || !b->key_path || (spec->origin && !b->origin)) {
+		ret = BINDING_ERR_SYSTEM;
+		snprintf(msg, msglen, "out of memory");
+		goto free_binding;
 	}
-	b->ctx = tls_context_create(&files, &load_err, msg, msglen);
-	if (!b->ctx) {
-		ret = load_err == TLS_LOAD_INTERNAL ? BINDING_ERR_SYSTEM : BINDING_ERR_INPUT;
+	if (spec->ctx && SSL_CTX_up_ref(spec->ctx) == 1) {
+		b->ctx = spec->ctx;
+	} else if (!spec->ctx) {
+		b->ctx = tls_context_create(&files, &load_err, msg, msglen);
+		if (!b->ctx) {
+			ret = load_err == TLS_LOAD_INTERNAL ? BINDING_ERR_SYSTEM : BINDING_ERR_INPUT;
+			goto free_binding;
+		}
+	} else {
+		ret = BINDING_ERR_SYSTEM;
+		snprintf(msg, msglen, "cannot reference the TLS context");
 		goto free_binding;
 	}
 
@@ -357,7 +456,7 @@ static void remove_orphan_key(const struct moat_port_key *key, const struct moat
 	struct orphan_scan *scan = arg;
 
 	(void)val;
-	if (key->port != scan->port)
+	if (key->port != scan->port || bindings_serve_key(key->port, key->ifindex))
 		return;
 	if (scan->iface_filter && key->ifindex != scan->ifindex)
 		return;
@@ -367,9 +466,14 @@ static void remove_orphan_key(const struct moat_port_key *key, const struct moat
 
 enum binding_error binding_detach(uint16_t port, const char *iface, char *msg, size_t msglen)
 {
-	struct binding *b = binding_find(port);
+	struct binding *b = binding_find_attached(port);
 
 	msg[0] = '\0';
+	if (!b && binding_find(port)) {
+		snprintf(msg, msglen, "port %u is defined by policy file %s; remove it there and run "
+			 "'moat reload'", port, binding_find(port)->origin);
+		return BINDING_ERR_CONFLICT;
+	}
 	if (!b) {
 		/* Keys left by an earlier moatd that nothing restored: lift them. */
 		struct orphan_scan scan = { .port = port, .iface_filter = iface,
@@ -415,6 +519,16 @@ enum binding_error binding_detach(uint16_t port, const char *iface, char *msg, s
 	return BINDING_OK;
 }
 
+void binding_remove(struct binding *b)
+{
+	/* Keys first, so no new connection is steered to a closing listener. */
+	iface_keys_apply(b, false);
+	listeners_close(b);
+	binding_unlink(b);
+	b->detached = true;
+	binding_put(b);
+}
+
 void bindings_shutdown(void)
 {
 	while (binding_list) {
@@ -430,29 +544,36 @@ void bindings_shutdown(void)
 
 void bindings_link_update(const char *name, uint32_t ifindex, bool present)
 {
-	for (struct binding *b = binding_list; b; b = b->next) {
-		for (size_t i = 0; i < b->n_ifaces; i++) {
-			struct binding_iface *bi = &b->ifaces[i];
-			bool name_match = present && strcmp(bi->name, name) == 0;
+	/*
+	 * Removals for every binding first, then additions: two bindings of one
+	 * port (vs1.conf, vs9.conf) share the key (port, ifindex) across a rename.
+	 */
+	for (int pass = 0; pass < 2; pass++) {
+		for (struct binding *b = binding_list; b; b = b->next) {
+			for (size_t i = 0; i < b->n_ifaces; i++) {
+				struct binding_iface *bi = &b->ifaces[i];
+				bool name_match = present && strcmp(bi->name, name) == 0;
 
-			if (name_match && bi->ifindex == ifindex)
-				continue;
-			/* Gone, renamed away, or the name now sits on another index. */
-			if (bi->ifindex && (bi->ifindex == ifindex || name_match)) {
-				steering_port_del(steer, b->port, bi->ifindex);
-				log_info("port %u: interface %s (index %u) %s; its key is removed",
-					 b->port, bi->name, bi->ifindex, present ? "changed" : "went away");
-				bi->ifindex = 0;
+				if (name_match && bi->ifindex == ifindex)
+					continue;
+				/* Gone, renamed away, or the name now sits on another index. */
+				if (pass == 0 && bi->ifindex && (bi->ifindex == ifindex || name_match)) {
+					steering_port_del(steer, b->port, bi->ifindex);
+					log_info("port %u: interface %s (index %u) %s; its key is removed",
+						 b->port, bi->name, bi->ifindex,
+						 present ? "changed" : "went away");
+					bi->ifindex = 0;
+				}
+				if (pass == 1 && name_match) {
+					bi->ifindex = ifindex;
+					if (steering_port_set(steer, b->port, ifindex, b->slot) == 0)
+						log_info("port %u: interface %s is present (index %u); now protected",
+							 b->port, name, ifindex);
+					else
+						log_error("port %u: cannot protect interface %s", b->port, name);
+				}
 			}
-			if (name_match) {
-				bi->ifindex = ifindex;
-				if (steering_port_set(steer, b->port, ifindex, b->slot) == 0)
-					log_info("port %u: interface %s is present (index %u); now protected",
-						 b->port, name, ifindex);
-				else
-					log_error("port %u: cannot protect interface %s", b->port, name);
-			}
+			refresh_loopback_flag(b);
 		}
-		refresh_loopback_flag(b);
 	}
 }

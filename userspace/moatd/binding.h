@@ -10,6 +10,7 @@
 
 #include <net/if.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -47,7 +48,11 @@ struct binding {
 	size_t n_ifaces;
 	struct binding_iface ifaces[BINDING_MAX_IFACES];
 	char *ca_path, *cert_path, *key_path;
-	SSL_CTX *ctx;
+	char *origin;       /* the policy file that defines it; NULL: `moat attach` */
+	SSL_CTX *ctx;       /* new handshakes; a reload swaps it, sessions keep theirs */
+	struct sockaddr_storage backend; /* AF_UNSPEC: 127.0.0.1 on the port */
+	bool proxy_v2;      /* PROXY v2 header toward the app */
+	bool close_disallowed; /* a reload closes sessions it no longer allows */
 	struct binding_listener listeners[2]; /* [0] IPv4, [1] IPv6 */
 	uint32_t handshake_timeout_ms;
 	uint32_t max_handshakes;
@@ -65,6 +70,12 @@ struct binding_spec {
 	size_t n_ifaces;
 	const char *ifaces[BINDING_MAX_IFACES]; /* none: all non-loopback */
 	int slot;                               /* -1: pick a free one */
+	/* Policy-file bindings (zero for `moat attach`): */
+	const char *origin;     /* policy file; absent interfaces then wait for their link */
+	SSL_CTX *ctx;           /* prebuilt and validated; binding takes its own reference */
+	struct sockaddr_storage backend;
+	bool proxy_v2, close_disallowed;
+	uint32_t handshake_timeout_ms, max_handshakes; /* 0: daemon defaults */
 };
 
 struct steering;
@@ -83,7 +94,20 @@ void bindings_set_defaults(uint32_t handshake_timeout_ms, uint32_t max_handshake
 enum binding_error binding_attach(const struct binding_spec *spec, char *msg, size_t msglen);
 enum binding_error binding_detach(uint16_t port, const char *iface, char *msg, size_t msglen);
 struct binding *bindings_first(void);
+/* Any binding of port (policy or attach). */
 struct binding *binding_find(uint16_t port);
+/* The `moat attach` binding of port, or the one a policy file defines. */
+struct binding *binding_find_attached(uint16_t port);
+struct binding *binding_find_origin(uint16_t port, const char *origin);
+/* Whether a live binding owns this BPF port key. */
+bool bindings_serve_key(uint16_t port, uint32_t ifindex);
+/*
+ * Reload: gives b the new context and settings of spec (same port, origin
+ * and interfaces). Listeners and keys stay, so no connection is refused.
+ */
+void binding_update(struct binding *b, const struct binding_spec *spec);
+/* Reload: removes a policy binding (keys, then listeners); its sessions go on. */
+void binding_remove(struct binding *b);
 void binding_get(struct binding *b);
 void binding_put(struct binding *b);
 void binding_count_reject(struct binding *b, const char *reason);

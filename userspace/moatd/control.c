@@ -16,6 +16,7 @@
 #include "control_proto.h"
 #include "event_loop.h"
 #include "log.h"
+#include "reload.h"
 #include "state.h"
 #include "status.h"
 #include "strbuf.h"
@@ -102,7 +103,7 @@ static int cmd_attach(const struct request *rq, struct strbuf *reply)
 		sb_printf(reply, "%s\n", msg);
 		return exit_code_of(err);
 	}
-	b = binding_find(spec.port);
+	b = binding_find_attached(spec.port);
 	saved = state_save(b);
 	if (saved)
 		log_warn("port %u: cannot record attachment for restarts: %s", spec.port, strerror(-saved));
@@ -129,7 +130,7 @@ static int cmd_detach(const struct request *rq, struct strbuf *reply)
 		sb_printf(reply, "%s\n", msg);
 		return exit_code_of(err);
 	}
-	b = binding_find(port);
+	b = binding_find_attached(port);
 	if (b)
 		state_save(b);
 	else
@@ -151,6 +152,11 @@ static int dispatch(const struct request *rq, struct strbuf *reply)
 		return cmd_attach(rq, reply);
 	if (!strcmp(cmd, "detach"))
 		return cmd_detach(rq, reply);
+	if (!strcmp(cmd, "reload")) {
+		int err = reload_now("moat reload", reply);
+
+		return !err ? MOAT_EXIT_OK : err == -EINVAL ? MOAT_EXIT_BAD_INPUT : MOAT_EXIT_ERROR;
+	}
 	if (!strcmp(cmd, "status")) {
 		status_render(steer, arg_value(rq, "format") && !strcmp(arg_value(rq, "format"), "json"),
 			      reply);

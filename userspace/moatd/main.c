@@ -23,6 +23,9 @@
 #include "event_loop.h"
 #include "ifaces.h"
 #include "log.h"
+#include "policy.h"
+#include "policy_check.h"
+#include "reload.h"
 #include "session.h"
 #include "ssl_compat.h"
 #include "state.h"
@@ -60,6 +63,11 @@ static const char usage_text[] =
 "      --max-handshakes N\n"
 "                       per port, refuse new clients while N handshakes are\n"
 "                       in progress (default 1024)\n"
+"      --policy-dir DIR policy files: DIR/<interface>.conf, DIR/all.conf and\n"
+"                       DIR/moat.conf (default /etc/moat; see README \"Policy\n"
+"                       files\"). An invalid policy stops moatd from starting.\n"
+"  -n, --check          check the policy files and exit (0: valid, 1: not),\n"
+"                       printing file:line: for every error\n"
 "      --bpffs DIR      bpffs mount point (default /sys/fs/bpf; mounted if absent)\n"
 "      --run-dir DIR    control socket, pid file and attachment records\n"
 "                       (default $MOAT_RUN_DIR or /run/moat)\n"
@@ -69,11 +77,15 @@ static const char usage_text[] =
 "  -h, --help           print this help and exit\n"
 "\n"
 "Signals: SIGTERM/SIGINT stop moatd (ports stay protected and refuse).\n"
+"SIGHUP reloads the policy, as do 'moat reload' and any change to a policy\n"
+"file or to a certificate, key, CA or CRL file it names (seen by inotify).\n"
+"A policy with any error is refused whole; the running one stays in force.\n"
 "\n"
 "Files:\n"
 "  RUN_DIR/moatd.sock      control socket for the 'moat' command (root only)\n"
 "  RUN_DIR/moatd.pid       pid file, locked while moatd runs\n"
 "  RUN_DIR/attach.d/       attachments to restore on restart\n"
+"  POLICY_DIR/*.conf       policy files (INI)\n"
 "  BPFFS/moat/<netns>/     pinned sk_lookup link and maps\n"
 "\n"
 "Requirements: Linux " "5.17" " or newer with BPF sk_lookup; OpenSSL " MOAT_MIN_OPENSSL_TEXT
@@ -85,7 +97,9 @@ static const char usage_text[] =
 struct options {
 	bool daemonize;
 	bool cleanup;
+	bool check_only;
 	const char *bpffs;
+	char policy_dir[4096];
 	enum log_level level;
 	unsigned long handshake_timeout_ms;
 	unsigned long max_handshakes;
@@ -107,6 +121,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "daemon", no_argument, NULL, 'd' },
 		{ "cleanup", no_argument, NULL, 'C' },
 		{ "bpffs", required_argument, NULL, 'B' },
+		{ "policy-dir", required_argument, NULL, 'P' },
+		{ "check", no_argument, NULL, 'n' },
 		{ "run-dir", required_argument, NULL, 'R' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "handshake-timeout", required_argument, NULL, 'T' },
@@ -119,15 +135,27 @@ static int parse_options(int argc, char **argv, struct options *o)
 	int c;
 
 	o->bpffs = "/sys/fs/bpf";
+	snprintf(o->policy_dir, sizeof(o->policy_dir), "%s", MOAT_DEFAULT_POLICY_DIR);
 	o->level = LOG_LVL_INFO;
 	o->handshake_timeout_ms = 10000;
 	o->max_handshakes = 1024;
-	while ((c = getopt_long(argc, argv, "fdl:vVh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "fdnl:vVh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': o->daemonize = false; break;
 		case 'd': o->daemonize = true; break;
 		case 'C': o->cleanup = true; break;
 		case 'B': o->bpffs = optarg; break;
+		case 'n': o->check_only = true; break;
+		case 'P': {
+			char cwd[2048];
+
+			/* Absolute: daemon() moves to / and reloads must find the same files. */
+			if (optarg[0] != '/' && getcwd(cwd, sizeof(cwd)))
+				snprintf(o->policy_dir, sizeof(o->policy_dir), "%s/%s", cwd, optarg);
+			else
+				snprintf(o->policy_dir, sizeof(o->policy_dir), "%s", optarg);
+			break;
+		}
 		case 'R': setenv(MOAT_RUN_DIR_ENV, optarg, 1); break;
 		case 'l':
 			if (log_level_from_name(optarg, &o->level)) {
@@ -235,6 +263,8 @@ static void on_signal(struct watch *w, uint32_t events)
 			log_info("signal %u: stopping; protected ports refuse connections until moatd returns",
 				 si.ssi_signo);
 			stopping = true;
+		} else if (si.ssi_signo == SIGHUP) {
+			reload_now("SIGHUP", NULL);
 		}
 	}
 }
@@ -290,6 +320,18 @@ int main(int argc, char **argv)
 	log_route_libbpf();
 	signal(SIGPIPE, SIG_IGN);
 
+	if (opts.check_only) {
+		struct diag d = { 0 };
+		size_t ports, files;
+		int err = policy_check_path(opts.policy_dir, &d, &ports, &files);
+
+		if (d.text.data)
+			fputs(d.text.data, stderr);
+		if (!err)
+			printf("%s: policy OK: %zu port(s) in %zu file(s)\n", opts.policy_dir, ports, files);
+		diag_free(&d);
+		return err ? 1 : 0;
+	}
 	if (opts.cleanup) {
 		ret = steering_remove_pins(opts.bpffs);
 		if (ret < 0) {
@@ -324,6 +366,11 @@ int main(int argc, char **argv)
 	bindings_set_defaults((uint32_t)opts.handshake_timeout_ms, (uint32_t)opts.max_handshakes);
 	sessions_init(&steer);
 	status_set_started();
+	if (reload_init(opts.policy_dir)) {
+		log_error("refusing to start: the policy in %s is invalid (check it with "
+			  "'moat check %s')", opts.policy_dir, opts.policy_dir);
+		goto close_bindings;
+	}
 	ret = state_restore();
 	if (ret > 0)
 		log_warn("%d attachment(s) could not be restored; those ports refuse connections", ret);
@@ -347,6 +394,7 @@ close_control:
 close_bindings:
 	sessions_close_all();
 	bindings_shutdown();
+	reload_fini();
 close_ifaces:
 	ifaces_fini();
 close_steering:

@@ -16,7 +16,9 @@
 
 #include "buffer_pool.h"
 #include "datapath.h"
+#include "identity.h"
 #include "log.h"
+#include "proxy_v2.h"
 #include "ssl_compat.h"
 #include "steering.h"
 
@@ -300,47 +302,83 @@ static void handshake_failed(struct session *s, int ssl_err)
 	reject(s, "tls_error", "handshake failed: %s", detail);
 }
 
-/* Connects to the app over loopback on the port the client dialled. */
+/* The app: the binding's backend, else 127.0.0.1 on the port the client dialled. */
+static socklen_t backend_addr(const struct session *s, struct sockaddr_storage *out)
+{
+	struct sockaddr_in *a4 = (struct sockaddr_in *)out;
+
+	if (s->binding->backend.ss_family == AF_INET6) {
+		*out = s->binding->backend;
+		return sizeof(struct sockaddr_in6);
+	}
+	if (s->binding->backend.ss_family == AF_INET) {
+		*out = s->binding->backend;
+		return sizeof(struct sockaddr_in);
+	}
+	memset(out, 0, sizeof(*out));
+	a4->sin_family = AF_INET;
+	a4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a4->sin_port = htons(sockaddr_port(&s->local));
+	return sizeof(struct sockaddr_in);
+}
+
+/*
+ * lo is covered: exempt exactly this socket's 4-tuple. We hold the source
+ * port bound, so no other process can produce that tuple.
+ */
+static int exempt_backend(struct session *s, int fd, const struct sockaddr_storage *app)
+{
+	struct sockaddr_storage src;
+	socklen_t len = sizeof(src);
+	int err;
+
+	memset(&src, 0, sizeof(src));
+	src.ss_family = app->ss_family;
+	if (app->ss_family == AF_INET)
+		((struct sockaddr_in *)&src)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else
+		((struct sockaddr_in6 *)&src)->sin6_addr = in6addr_loopback;
+	if (bind(fd, (struct sockaddr *)&src, app->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+									  : sizeof(struct sockaddr_in6)) ||
+	    getsockname(fd, (struct sockaddr *)&src, &len))
+		return -errno;
+	memset(&s->exempt, 0, sizeof(s->exempt));
+	s->exempt.family = app->ss_family;
+	if (app->ss_family == AF_INET) {
+		s->exempt.src_addr[0] = ((struct sockaddr_in *)&src)->sin_addr.s_addr;
+		s->exempt.dst_addr[0] = ((const struct sockaddr_in *)app)->sin_addr.s_addr;
+	} else {
+		memcpy(s->exempt.src_addr, &((struct sockaddr_in6 *)&src)->sin6_addr, 16);
+		memcpy(s->exempt.dst_addr, &((const struct sockaddr_in6 *)app)->sin6_addr, 16);
+	}
+	s->exempt.src_port = sockaddr_port(&src);
+	s->exempt.dst_port = sockaddr_port(app);
+	if ((err = steering_exempt_add(steer, &s->exempt)))
+		return err;
+	s->exempt_set = true;
+	return 0;
+}
+
 static void connect_backend(struct session *s)
 {
-	struct sockaddr_in app = { .sin_family = AF_INET,
-				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-				   .sin_port = htons(sockaddr_port(&s->local)) };
+	struct sockaddr_storage app;
+	socklen_t app_len = backend_addr(s, &app);
+	char app_text[INET6_ADDRSTRLEN + 8];
 	int fd, one = 1, err;
 
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = socket(app.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		goto fail;
 	s->backend.fd = fd;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (s->binding->covers_loopback) {
-		/*
-		 * lo is covered: exempt exactly this socket's 4-tuple. We hold the
-		 * source port bound, so no other process can produce that tuple.
-		 */
-		struct sockaddr_in src = { .sin_family = AF_INET,
-					   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-		socklen_t len = sizeof(src);
-
-		if (bind(fd, (struct sockaddr *)&src, sizeof(src)) ||
-		    getsockname(fd, (struct sockaddr *)&src, &len))
-			goto fail;
-		memset(&s->exempt, 0, sizeof(s->exempt));
-		s->exempt.family = AF_INET;
-		s->exempt.src_addr[0] = src.sin_addr.s_addr;
-		s->exempt.dst_addr[0] = app.sin_addr.s_addr;
-		s->exempt.src_port = ntohs(src.sin_port);
-		s->exempt.dst_port = ntohs(app.sin_port);
-		if ((err = steering_exempt_add(steer, &s->exempt))) {
-			errno = -err;
-			goto fail;
-		}
-		s->exempt_set = true;
+	if (s->binding->covers_loopback && (err = exempt_backend(s, fd, &app))) {
+		errno = -err;
+		goto fail;
 	}
 	s->phase = PHASE_CONNECTING;
 	s->deadline_ms = now_ms() + CONNECT_TIMEOUT_MS;
 	watch_set(&s->client, 0);
-	if (connect(fd, (struct sockaddr *)&app, sizeof(app)) == 0) {
+	if (connect(fd, (struct sockaddr *)&app, app_len) == 0) {
 		connect_finish(s);
 		return;
 	}
@@ -351,8 +389,9 @@ static void connect_backend(struct session *s)
 
 fail:
 	err = errno;
-	log_warn("session peer=%s port=%u: cannot connect to the app at 127.0.0.1:%u: %s",
-		 s->peer, s->binding->port, ntohs(app.sin_port), strerror(err));
+	format_peer(&app, app_text, sizeof(app_text));
+	log_warn("session peer=%s port=%u: cannot connect to the app at %s: %s",
+		 s->peer, s->binding->port, app_text, strerror(err));
 	session_close(s, NULL, false);
 }
 
@@ -364,16 +403,87 @@ static void clear_exemption(struct session *s)
 	}
 }
 
+/* The PROXY v2 header for this session: addresses and what the handshake proved. */
+static int proxy_header_build(struct session *s)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(peer);
+	char cn[256] = "", uri[1024] = "";
+	uint8_t buf[PROXY_V2_MAX_HEADER];
+	struct proxy_v2_info info = { .src = &peer, .dst = &s->local,
+				      .tls_version = s->tls_version, .cipher = s->cipher,
+				      .cn = cn, .san_uri = uri };
+	int n;
+
+	if (getpeername(s->client.fd, (struct sockaddr *)&peer, &len))
+		return -errno;
+	if (s->peer_cert) {
+		id_subject_cn(s->peer_cert, cn, sizeof(cn));
+		id_first_uri(s->peer_cert, uri, sizeof(uri));
+	}
+	n = proxy_v2_encode(&info, buf, sizeof(buf));
+	if (n < 0)
+		return n;
+	s->proxy_hdr = malloc((size_t)n);
+	if (!s->proxy_hdr)
+		return -ENOMEM;
+	memcpy(s->proxy_hdr, buf, (size_t)n);
+	s->proxy_len = (uint16_t)n;
+	s->proxy_off = 0;
+	return 0;
+}
+
+/* Writes what is left of the header; 1 when all of it is out, 0 to wait for EPOLLOUT. */
+static int proxy_header_send(struct session *s)
+{
+	while (s->proxy_off < s->proxy_len) {
+		ssize_t n = send(s->backend.fd, s->proxy_hdr + s->proxy_off,
+				 s->proxy_len - s->proxy_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			if (errno == EINTR)
+				continue;
+			return 0;
+		}
+		if (n <= 0)
+			return -errno;
+		s->proxy_off += (uint16_t)n;
+	}
+	free(s->proxy_hdr);
+	s->proxy_hdr = NULL;
+	return 1;
+}
+
 static void connect_finish(struct session *s)
 {
-	int err = 0;
+	int err = 0, sent;
 	socklen_t len = sizeof(err);
 
-	clear_exemption(s);
-	if (getsockopt(s->backend.fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err) {
-		log_warn("session peer=%s port=%u: the app refused the connection: %s",
-			 s->peer, s->binding->port, strerror(err));
-		session_close(s, NULL, false);
+	if (!s->backend_connected) {
+		clear_exemption(s);
+		if (getsockopt(s->backend.fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err) {
+			log_warn("session peer=%s port=%u: the app refused the connection: %s",
+				 s->peer, s->binding->port, strerror(err));
+			session_close(s, NULL, false);
+			return;
+		}
+		s->backend_connected = true;
+		if (s->binding->proxy_v2 && (err = proxy_header_build(s))) {
+			log_warn("session peer=%s port=%u: cannot build the PROXY header: %s",
+				 s->peer, s->binding->port, strerror(-err));
+			session_close(s, NULL, true);
+			return;
+		}
+	}
+	/* The header goes first, whole, before any client byte: retry on EPOLLOUT. */
+	if (s->proxy_hdr && (sent = proxy_header_send(s)) <= 0) {
+		if (sent == 0) {
+			watch_set(&s->backend, EPOLLOUT);
+			return;
+		}
+		log_warn("session peer=%s port=%u: cannot send the PROXY header: %s",
+			 s->peer, s->binding->port, strerror(-sent));
+		session_close(s, NULL, true);
 		return;
 	}
 	s->phase = PHASE_RELAY;
@@ -390,6 +500,11 @@ static void handshake_done(struct session *s)
 		return;
 	}
 	tls_name_oneline(X509_get_subject_name(peer_cert), s->subject, sizeof(s->subject));
+	/* Ours to keep: kTLS frees the SSL, a reload may judge this chain again. */
+	if (X509_up_ref(peer_cert) == 1)
+		s->peer_cert = peer_cert;
+	if (SSL_get_peer_cert_chain(s->ssl))
+		s->peer_chain = X509_chain_up_ref(SSL_get_peer_cert_chain(s->ssl));
 	snprintf(s->tls_version, sizeof(s->tls_version), "%s", SSL_get_version(s->ssl));
 	snprintf(s->cipher, sizeof(s->cipher), "%s", SSL_get_cipher_name(s->ssl));
 	s->binding->handshakes_now--;
@@ -492,6 +607,12 @@ void session_close(struct session *s, const char *reason, bool abort_backend)
 	}
 	OPENSSL_cleanse(&s->client_secret, sizeof(s->client_secret));
 	OPENSSL_cleanse(&s->server_secret, sizeof(s->server_secret));
+	X509_free(s->peer_cert);
+	s->peer_cert = NULL;
+	sk_X509_pop_free(s->peer_chain, X509_free);
+	s->peer_chain = NULL;
+	free(s->proxy_hdr);
+	s->proxy_hdr = NULL;
 	close_fd(&s->client.fd, false);
 	close_fd(&s->backend.fd, abort_backend);
 	buffer_pool_put(s->to_app.data);
@@ -563,4 +684,36 @@ void sessions_close_all(void)
 const char *session_phase_name(const struct session *s)
 {
 	return phase_label(s->phase);
+}
+
+unsigned sessions_recheck(void)
+{
+	struct session *s, *n;
+	unsigned closed = 0;
+
+	for (s = live_list; s; s = n) {
+		struct binding *b = s->binding;
+		const char *why;
+		int err;
+
+		n = s->next;
+		if (s->phase == PHASE_HANDSHAKE || !b->close_disallowed || !s->peer_cert)
+			continue;
+		if (b->detached) {
+			why = "its port left the policy";
+		} else {
+			err = tls_context_reverify(b->ctx, s->peer_cert, s->peer_chain);
+			if (err == X509_V_OK)
+				continue;
+			why = err == X509_V_ERR_CERT_REVOKED ? "certificate revoked" :
+			      err == X509_V_ERR_APPLICATION_VERIFICATION ? "identity no longer allowed" :
+			      X509_verify_cert_error_string(err);
+		}
+		log_warn("close peer=%s port=%u subject=\"%s\": the new policy refuses it: %s",
+			 s->peer, b->port, s->subject, why);
+		session_abort_client(s);
+		session_close(s, "refused by the reloaded policy", true);
+		closed++;
+	}
+	return closed;
 }

@@ -69,6 +69,14 @@ struct session {
 
 	struct ktls_relay *ktls;
 
+	/* The client's certificate and intermediates, kept so a reload can judge them again. */
+	X509 *peer_cert;
+	STACK_OF(X509) *peer_chain;
+	/* PROXY v2 header still to be written to the app before relaying. */
+	uint8_t *proxy_hdr;
+	uint16_t proxy_len, proxy_off;
+	bool backend_connected;
+
 	uint64_t bytes_to_app, bytes_to_client;
 	/* TLS 1.3 application traffic secrets from the keylog; wiped at close. */
 	struct traffic_secret client_secret, server_secret;
@@ -92,6 +100,11 @@ void session_close(struct session *s, const char *reason, bool abort_backend);
 /* Makes the coming close of the client fd a reset rather than a FIN. */
 void session_abort_client(struct session *s);
 const char *datapath_name(enum datapath dp);
+/*
+ * After a reload: closes established sessions whose certificate the policy
+ * now in force refuses, on bindings that ask for it. Returns how many.
+ */
+unsigned sessions_recheck(void);
 const char *session_phase_name(const struct session *s);
 
 #endif

@@ -27,16 +27,7 @@ struct orphans {
 
 static bool key_is_served(const struct moat_port_key *key)
 {
-	struct binding *b = binding_find(key->port);
-
-	if (!b)
-		return false;
-	if (key->ifindex == MOAT_IFINDEX_ANY)
-		return b->all_ifaces;
-	for (size_t i = 0; i < b->n_ifaces; i++)
-		if (b->ifaces[i].ifindex == key->ifindex)
-			return true;
-	return false;
+	return bindings_serve_key(key->port, key->ifindex);
 }
 
 static void list_orphan(const struct moat_port_key *key, const struct moat_port_value *val, void *arg)
@@ -116,6 +107,13 @@ static void render_json(struct steering *st, struct strbuf *out)
 		sb_json_string(out, b->ca_path);
 		sb_printf(out, ",\"cert\":");
 		sb_json_string(out, b->cert_path);
+		sb_printf(out, ",\"origin\":");
+		if (b->origin)
+			sb_json_string(out, b->origin);
+		else
+			sb_printf(out, "\"attach\"");
+		sb_printf(out, ",\"proxy_protocol\":%s,\"close_disallowed_sessions\":%s",
+			  b->proxy_v2 ? "true" : "false", b->close_disallowed ? "true" : "false");
 		sb_printf(out, ",\"accepted\":%llu,\"rejected_total\":%llu,\"rejected\":{",
 			  (unsigned long long)b->accepted, (unsigned long long)rejected_total(b));
 		for (size_t i = 0; i < b->n_reasons; i++) {
@@ -178,6 +176,8 @@ static void render_text(struct steering *st, struct strbuf *out)
 		sb_printf(out, "%-6u %-24s %9llu %9llu %11u %8u  %s\n", b->port, ifs,
 			  (unsigned long long)b->accepted, (unsigned long long)rejected_total(b),
 			  b->handshakes_now, b->live_sessions, b->ca_path);
+		if (b->origin)
+			sb_printf(out, "       policy: %s%s\n", b->origin, b->proxy_v2 ? " (PROXY v2)" : "");
 		if (b->n_reasons) {
 			sb_printf(out, "       rejected:");
 			for (size_t i = 0; i < b->n_reasons; i++)

@@ -6,8 +6,10 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "identity.h"
 #include "log.h"
 #include "ssl_compat.h"
 
@@ -18,6 +20,29 @@
 	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
 static int verify_outcome_idx = -1;
+static int rules_idx = -1;
+
+static void rules_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+	(void)parent; (void)ad; (void)idx; (void)argl; (void)argp;
+	if (ptr) {
+		id_rules_free(ptr);
+		free(ptr);
+	}
+}
+
+/* Rules live in the context's ex_data, so a handshake and its rules never part. */
+static int rules_index(void)
+{
+	if (rules_idx < 0)
+		rules_idx = SSL_CTX_get_ex_new_index(0, "moat identity rules", NULL, NULL, rules_free);
+	return rules_idx;
+}
+
+const struct id_rules *tls_context_rules(const SSL_CTX *ctx)
+{
+	return rules_idx < 0 ? NULL : SSL_CTX_get_ex_data(ctx, rules_idx);
+}
 
 int tls_verify_outcome_index(void)
 {
@@ -48,6 +73,13 @@ static int verify_cb(int preverify_ok, X509_STORE_CTX *store)
 	SSL *ssl = X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx());
 	struct verify_outcome *out = ssl ? SSL_get_ex_data(ssl, tls_verify_outcome_index()) : NULL;
 
+	if (preverify_ok && ssl && X509_STORE_CTX_get_error_depth(store) == 0 &&
+	    !id_rules_allow(tls_context_rules(SSL_get_SSL_CTX(ssl)),
+			    X509_STORE_CTX_get_current_cert(store))) {
+		/* A good chain whose identity the port's rules do not name. */
+		X509_STORE_CTX_set_error(store, X509_V_ERR_APPLICATION_VERIFICATION);
+		preverify_ok = 0;
+	}
 	if (preverify_ok || !out || out->error != X509_V_OK)
 		return preverify_ok;
 	out->error = X509_STORE_CTX_get_error(store);
@@ -173,22 +205,140 @@ static int load_server_cert(SSL_CTX *ctx, const char *path, enum tls_load_error 
 	return 0;
 }
 
-SSL_CTX *tls_context_create(const struct tls_files *files, enum tls_load_error *why,
-			    char *msg, size_t msglen)
+/* Is crl signed by one of the CAs already in the store? */
+static bool crl_signed_by_store(X509_STORE *store, X509_CRL *crl)
+{
+	STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(store);
+
+	for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+		X509 *ca = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+
+		if (ca && !X509_NAME_cmp(X509_get_subject_name(ca), X509_CRL_get_issuer(crl)) &&
+		    X509_CRL_verify(crl, X509_get0_pubkey(ca)) == 1)
+			return true;
+	}
+	ERR_clear_error();
+	return false;
+}
+
+static int load_crls(SSL_CTX *ctx, struct tls_options *o, const char *ca_path,
+		     enum tls_load_error *why, char *msg, size_t msglen)
+{
+	X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+
+	for (size_t i = 0; i < o->n_crls; i++) {
+		const char *path = o->crls[i];
+		FILE *f = fopen(path, "r");
+		X509_CRL *crl;
+		int n = 0;
+
+		o->failed = TLS_INPUT_CRL;
+		o->failed_crl = i;
+		*why = TLS_LOAD_BAD_CRL;
+		if (!f) {
+			snprintf(msg, msglen, "CRL %s: %s", path, strerror(errno));
+			return -ENOENT;
+		}
+		while ((crl = PEM_read_X509_CRL(f, NULL, NULL, NULL)) != NULL) {
+			bool signed_ok = crl_signed_by_store(store, crl);
+
+			n++;
+			if (!signed_ok || X509_STORE_add_crl(store, crl) != 1) {
+				char issuer[256];
+
+				tls_name_oneline(X509_CRL_get_issuer(crl), issuer, sizeof(issuer));
+				X509_CRL_free(crl);
+				fclose(f);
+				ERR_clear_error();
+				snprintf(msg, msglen, "CRL %s (issuer \"%s\") is not signed by a CA of %s",
+					 path, issuer, ca_path);
+				return -EINVAL;
+			}
+			X509_CRL_free(crl);
+		}
+		fclose(f);
+		ERR_clear_error();
+		if (!n) {
+			snprintf(msg, msglen, "CRL %s: no PEM X509 CRL found", path);
+			return -EINVAL;
+		}
+	}
+	o->failed = TLS_INPUT_NONE;
+	*why = TLS_LOAD_OK;
+	if (o->n_crls)
+		X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+	return 0;
+}
+
+static int apply_options(SSL_CTX *ctx, struct tls_options *o, enum tls_load_error *why,
+			 char *msg, size_t msglen)
+{
+	*why = TLS_LOAD_BAD_OPTION;
+	o->failed = TLS_INPUT_VERSIONS;
+	if (SSL_CTX_set_min_proto_version(ctx, o->min_version ? o->min_version : TLS1_2_VERSION) != 1 ||
+	    SSL_CTX_set_max_proto_version(ctx, o->max_version) != 1) {
+		ERR_clear_error();
+		snprintf(msg, msglen, "TLS versions refused by OpenSSL");
+		return -EINVAL;
+	}
+	o->failed = TLS_INPUT_CIPHERSUITES;
+	if (SSL_CTX_set_ciphersuites(ctx, o->ciphersuites ? o->ciphersuites : MOAT_TLS13_SUITES) != 1) {
+		ERR_clear_error();
+		snprintf(msg, msglen, "no usable TLS 1.3 suite in '%s'", o->ciphersuites);
+		return -EINVAL;
+	}
+	o->failed = TLS_INPUT_CIPHERS;
+	if (SSL_CTX_set_cipher_list(ctx, o->ciphers ? o->ciphers : MOAT_TLS12_CIPHERS) != 1) {
+		ERR_clear_error();
+		snprintf(msg, msglen, "no usable TLS 1.2 cipher in '%s'", o->ciphers);
+		return -EINVAL;
+	}
+	o->failed = TLS_INPUT_NONE;
+	*why = TLS_LOAD_OK;
+	return 0;
+}
+
+static int attach_rules(SSL_CTX *ctx, const struct id_rules *rules)
+{
+	struct id_rules *copy;
+
+	if (!rules || !rules->n)
+		return 0;
+	copy = calloc(1, sizeof(*copy));
+	if (!copy || id_rules_copy(copy, rules)) {
+		free(copy);
+		return -ENOMEM;
+	}
+	if (SSL_CTX_set_ex_data(ctx, rules_index(), copy) != 1) {
+		id_rules_free(copy);
+		free(copy);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+SSL_CTX *tls_context_create_ex(const struct tls_files *files, struct tls_options *opts,
+			       enum tls_load_error *why, char *msg, size_t msglen)
 {
 	X509_VERIFY_PARAM *param;
 	EVP_PKEY *key;
 	SSL_CTX *ctx;
 
 	*why = TLS_LOAD_OK;
+	opts->failed = TLS_INPUT_NONE;
 	msg[0] = '\0';
+	rules_index();
 	ctx = SSL_CTX_new(TLS_server_method());
 	if (!ctx)
 		goto internal_error;
 
-	if (load_ca_bundle(ctx, files->ca, why, msg, msglen) ||
-	    load_server_cert(ctx, files->cert, why, msg, msglen))
+	opts->failed = TLS_INPUT_CA;
+	if (load_ca_bundle(ctx, files->ca, why, msg, msglen))
 		goto free_ctx;
+	opts->failed = TLS_INPUT_CERT;
+	if (load_server_cert(ctx, files->cert, why, msg, msglen))
+		goto free_ctx;
+	opts->failed = TLS_INPUT_KEY;
 	key = load_key(files->key, why, msg, msglen);
 	if (!key)
 		goto free_ctx;
@@ -200,19 +350,20 @@ SSL_CTX *tls_context_create(const struct tls_files *files, enum tls_load_error *
 		goto free_ctx;
 	}
 	EVP_PKEY_free(key);
+	opts->failed = TLS_INPUT_NONE;
+	if (load_crls(ctx, opts, files->ca, why, msg, msglen) ||
+	    apply_options(ctx, opts, why, msg, msglen))
+		goto free_ctx;
 
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS | SSL_OP_NO_RENEGOTIATION |
 			    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_RELEASE_BUFFERS |
 			 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-	if (SSL_CTX_set_ciphersuites(ctx, MOAT_TLS13_SUITES) != 1 ||
-	    SSL_CTX_set_cipher_list(ctx, MOAT_TLS12_CIPHERS) != 1)
-		goto internal_error_free;
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, verify_cb);
-	SSL_CTX_set_verify_depth(ctx, 8);
+	SSL_CTX_set_verify_depth(ctx, opts->has_verify_depth ? opts->verify_depth : 8);
 	param = SSL_CTX_get0_param(ctx);
-	if (X509_VERIFY_PARAM_set_purpose(param, X509_PURPOSE_SSL_CLIENT) != 1)
+	if (X509_VERIFY_PARAM_set_purpose(param, X509_PURPOSE_SSL_CLIENT) != 1 ||
+	    attach_rules(ctx, opts->rules))
 		goto internal_error_free;
 	/*
 	 * No resumption: every session proves its certificate against the policy
@@ -232,6 +383,35 @@ internal_error:
 free_ctx:
 	SSL_CTX_free(ctx);
 	return NULL;
+}
+
+SSL_CTX *tls_context_create(const struct tls_files *files, enum tls_load_error *why,
+			    char *msg, size_t msglen)
+{
+	struct tls_options opts = { 0 };
+
+	return tls_context_create_ex(files, &opts, why, msg, msglen);
+}
+
+int tls_context_reverify(SSL_CTX *ctx, X509 *leaf, STACK_OF(X509) *chain)
+{
+	X509_STORE_CTX *sc = X509_STORE_CTX_new();
+	int err = X509_V_ERR_OUT_OF_MEM;
+
+	if (!sc)
+		return err;
+	if (X509_STORE_CTX_init(sc, SSL_CTX_get_cert_store(ctx), leaf, chain) == 1) {
+		X509_VERIFY_PARAM_set1(X509_STORE_CTX_get0_param(sc), SSL_CTX_get0_param(ctx));
+		X509_STORE_CTX_set_purpose(sc, X509_PURPOSE_SSL_CLIENT);
+		if (X509_verify_cert(sc) == 1)
+			err = id_rules_allow(tls_context_rules(ctx), leaf) ? X509_V_OK
+									   : X509_V_ERR_APPLICATION_VERIFICATION;
+		else
+			err = X509_STORE_CTX_get_error(sc);
+	}
+	X509_STORE_CTX_free(sc);
+	ERR_clear_error();
+	return err;
 }
 
 void tls_context_set_keylog(SSL_CTX *ctx, void (*cb)(const SSL *, const char *))

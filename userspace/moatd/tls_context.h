@@ -16,7 +16,37 @@ enum tls_load_error {
 	TLS_LOAD_BAD_KEY,
 	TLS_LOAD_KEY_MISMATCH,
 	TLS_LOAD_NOT_A_CA,
+	TLS_LOAD_BAD_CRL,      /* unreadable, not PEM, or not signed by a CA of the bundle */
+	TLS_LOAD_BAD_OPTION,   /* cipher list or TLS versions OpenSSL refuses */
 	TLS_LOAD_INTERNAL,
+};
+
+/* Which input a failure is about, so a policy error can carry its line. */
+enum tls_input {
+	TLS_INPUT_NONE,
+	TLS_INPUT_CA,
+	TLS_INPUT_CERT,
+	TLS_INPUT_KEY,
+	TLS_INPUT_CRL,         /* crls[failed_crl] */
+	TLS_INPUT_CIPHERS,
+	TLS_INPUT_CIPHERSUITES,
+	TLS_INPUT_VERSIONS,
+};
+
+struct id_rules;
+
+/* Policy knobs beyond the three files; all-zero gives moat's defaults. */
+struct tls_options {
+	int min_version, max_version;       /* TLS1_2_VERSION...; 0: 1.2 and the highest */
+	const char *ciphers, *ciphersuites; /* NULL: kTLS-capable AEADs only */
+	bool has_verify_depth;              /* false: 8 */
+	int verify_depth;                   /* intermediate CAs allowed */
+	const char *const *crls;            /* CRL files: leaf revocation is checked */
+	size_t n_crls;
+	const struct id_rules *rules;       /* copied into the context; NULL: any client */
+	/* out: what failed */
+	enum tls_input failed;
+	size_t failed_crl;
 };
 
 struct tls_files {
@@ -42,6 +72,20 @@ int tls_verify_outcome_index(void);
  */
 SSL_CTX *tls_context_create(const struct tls_files *files, enum tls_load_error *why,
 			    char *msg, size_t msglen);
+
+/* The same with policy options; opts->failed says which input was bad. */
+SSL_CTX *tls_context_create_ex(const struct tls_files *files, struct tls_options *opts,
+			       enum tls_load_error *why, char *msg, size_t msglen);
+
+/* The identity rules a context was built with (NULL: none). */
+const struct id_rules *tls_context_rules(const SSL_CTX *ctx);
+
+/*
+ * Verifies a client chain again, against ctx's CAs, CRLs and identity rules,
+ * as a new handshake would now. Returns X509_V_OK or the X509_V_ERR_* code
+ * (X509_V_ERR_APPLICATION_VERIFICATION: identity no longer allowed).
+ */
+int tls_context_reverify(SSL_CTX *ctx, X509 *leaf, STACK_OF(X509) *chain);
 
 /* RFC 2253-ish one-line subject, "-" when absent. */
 void tls_name_oneline(X509_NAME *name, char *out, size_t len);
