@@ -12,6 +12,8 @@ import argparse
 import hashlib
 import random
 import socket
+import struct
+import time
 import sys
 import threading
 
@@ -105,6 +107,12 @@ def serve(conn, peer, args, log_lock):
         elif args.mode == "source":
             for block in stream_bytes(args.seed, args.bytes):
                 conn.sendall(block)
+        elif args.mode == "reset":
+            # Answer once, then abort: close with SO_LINGER 0 sends RST.
+            conn.recv(CHUNK)
+            conn.sendall(b"about to reset\n")
+            time.sleep(0.3)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         elif args.mode == "echo":
             while data := conn.recv(CHUNK):
                 conn.sendall(data)
@@ -128,7 +136,7 @@ def serve(conn, peer, args, log_lock):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("--mode", default="sha", choices=["sha", "source", "echo", "hello", "ppv2"])
+    p.add_argument("--mode", default="sha", choices=["sha", "source", "echo", "hello", "ppv2", "reset"])
     p.add_argument("--bytes", type=int, default=0)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--log", required=True)
