@@ -10,24 +10,13 @@ as "pp2 k=v ...", then echo).
 """
 import argparse
 import hashlib
-import random
 import socket
 import struct
 import time
 import sys
 import threading
 
-CHUNK = 1 << 20
-
-
-def stream_bytes(seed, total):
-    rnd = random.Random(seed)
-    block = rnd.randbytes(CHUNK)
-    sent = 0
-    while sent < total:
-        n = min(CHUNK, total - sent)
-        yield block[:n]
-        sent += n
+from seeded import CHUNK, stream_bytes
 
 
 PP2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"

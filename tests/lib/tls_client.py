@@ -9,31 +9,13 @@ on the client before the server has judged the client certificate.
 """
 import argparse
 import hashlib
-import random
 import select
 import socket
 import ssl
 import sys
 import time
 
-CHUNK = 1 << 20
-
-
-def stream_bytes(seed, total):
-    rnd = random.Random(seed)
-    block = rnd.randbytes(CHUNK)
-    sent = 0
-    while sent < total:
-        n = min(CHUNK, total - sent)
-        yield block[:n]
-        sent += n
-
-
-def expected_sha(seed, total):
-    h = hashlib.sha256()
-    for b in stream_bytes(seed, total):
-        h.update(b)
-    return h.hexdigest()
+from seeded import CHUNK, expected_sha, stream_bytes  # noqa: E402
 
 
 class Conn:
