@@ -95,7 +95,7 @@ demo: deps
 	$(MAKE) all
 	tests/demo/demo.sh
 
-test: deps
+test: deps bench-deps
 	$(MAKE) all
 	$(MAKE) SAN=1 all
 	tests/run.sh --lane all

@@ -107,6 +107,8 @@ all)
 	run_unit
 	run_integration host build
 	run_integration san build/san
+	# The benchmark harness in its one-minute form, so it cannot rot.
+	run_one "bench/smoke (BENCH_QUICK=1)" bench/smoke-test.sh
 	run_vm_lanes
 	;;
 *) echo "unknown lane $lane"; exit 2 ;;
