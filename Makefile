@@ -53,7 +53,7 @@ TEST_HELPERS := $(patsubst tests/helpers/%.c,$(OUT)/tests/%,$(wildcard tests/hel
 SKEL := $(BUILD)/moat_steer.skel.h
 BPF_OBJ := $(BUILD)/moat_steer.bpf.o
 
-.PHONY: all deps demo test san install clean
+.PHONY: all deps demo test san install vagrant-validate clean
 all: $(OUT)/moatd $(OUT)/moat $(UNIT_BINS) $(BPF_TEST_BIN) $(TEST_HELPERS)
 
 $(BPF_OBJ): bpf/moat_steer.bpf.c include/moat_abi.h
@@ -106,9 +106,13 @@ install: all
 	install -D -m 0755 $(OUT)/moat $(DESTDIR)$(PREFIX)/sbin/moat
 	install -D -m 0644 userspace/systemd/moatd.service $(DESTDIR)/etc/systemd/system/moatd.service
 
+vagrant-validate:
+	cd vagrant && vagrant validate
+
 clean:
 	rm -rf $(BUILD)
 
+VM_TEST_DEPS := all
 -include $(wildcard tests/vm/vm.mk)
 -include $(wildcard bench/bench.mk)
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

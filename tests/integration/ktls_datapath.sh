@@ -116,7 +116,7 @@ for cmd in k K; do
 	echo "$cmd" >&7
 	wait_for "s_client to send KeyUpdate $cmd" grep -q KEYUPDATE "$outf"
 	sleep 0.5
-	echo "after-$cmd" >&7 || true
+	( echo "after-$cmd" >&7 ) 2>/dev/null || true
 	closes=$((closes + 1))
 	if [ "$major" -gt 6 ] || { [ "$major" -eq 6 ] && [ "$minor" -ge 14 ]; }; then
 		wait_for "echo after KeyUpdate $cmd" grep -q "^after-$cmd" "$outf"

@@ -12,9 +12,9 @@ packages=(
 	# PROXY v2 consumers for the identity-to-the-app test
 	haproxy
 	# kTLS VM lane (tests/vm): qemu under TCG, a busybox initramfs, Debian kernels
-	qemu-system-x86 busybox-static cpio xz-utils
+	qemu-system-x86 busybox-static cpio xz-utils zstd
 	# vagrant/ topology check (vagrant validate runs offline)
-	vagrant
+	vagrant vagrant-libvirt
 )
 ${MOAT_EXTRA_PACKAGES:+packages+=($MOAT_EXTRA_PACKAGES)}
 

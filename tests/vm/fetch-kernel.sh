@@ -35,23 +35,23 @@ set -euo pipefail
 prog=${0##*/}
 die() { printf '%s: error: %s\n' "$prog" "$*" >&2; exit "${EXIT_CODE:-1}"; }
 log() { [[ $quiet == 1 ]] || printf '%s: %s\n' "$prog" "$*" >&2; }
-usage() { sed -n '2,14s/^# \{0,1\}//p' "$0" >&2; exit 2; }
+usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$0"; exit "${1:-2}"; }
 
 refresh=0 quiet=0 suite=
 while (($#)); do
     case $1 in
         --refresh) refresh=1 ;;
         --quiet|-q) quiet=1 ;;
-        -h|--help) usage ;;
-        -*) printf '%s: unknown option %s\n' "$prog" "$1" >&2; usage ;;
-        *) [[ -z $suite ]] || usage; suite=$1 ;;
+        -h|--help) usage 0 ;;
+        -*) printf '%s: unknown option %s\n' "$prog" "$1" >&2; usage >&2 ;;
+        *) [[ -z $suite ]] || usage >&2; suite=$1 ;;
     esac
     shift
 done
 case $suite in
     bookworm|trixie|sid) ;;
-    '') usage ;;
-    *) die "unsupported suite '$suite' (use bookworm, trixie or sid)" ;;
+    '') usage >&2 ;;
+    *) EXIT_CODE=2 die "unsupported suite '$suite' (use bookworm, trixie or sid)" ;;
 esac
 
 for tool in apt-get apt-cache dpkg-deb depmod flock xz; do

@@ -3,8 +3,10 @@
 # guest-init.sh - /init of the moat VM lane's initramfs (busybox sh, PID 1).
 #
 # Loads the modules listed in /modules.list, mounts the host root (9p,
-# read-only) at /newroot virtme-style, adds tmpfs and overlays so the guest can
-# write, then switch_root's into it and runs guest-stage2.sh as PID 1.
+# read-only, under a read-only overlay) at /newroot virtme-style, adds tmpfs and
+# overlays so the guest can write, then switch_root's into it and runs
+# guest-stage2.sh as PID 1. The VM ends with "reboot -f": qemu runs with
+# -no-reboot, so a reset (or a panic, panic=-1) makes it exit.
 # Built into the initramfs by vm-run.sh; not meant to run on the host.
 #
 # 9p shares (mount tags): hostroot = host /, moatctl = per-run control dir

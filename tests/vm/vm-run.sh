@@ -36,7 +36,8 @@
 # MOAT_VM_TIMEOUT (default --timeout),
 # MOAT_VM_VERBOSE=1 (same as -v), MOAT_VM_QEMU (qemu binary),
 # MOAT_VM_APPEND (extra kernel command line), MOAT_VM_MACHINE (qemu -machine,
-# default q35), MOAT_VM_ACCEL=kvm (use KVM instead of TCG).
+# default q35), MOAT_VM_ACCEL=kvm (use KVM instead of TCG),
+# MOAT_VM_ROOT_OVERLAY=0 (plain 9p root without the caching overlay).
 set -euo pipefail
 
 prog=${0##*/}
@@ -99,7 +100,9 @@ t0=$(now)
 
 # --- kernel -------------------------------------------------------------------
 cache_root=${MOAT_VM_CACHE:-/var/cache/moat-vm}
-rel=$("$here/fetch-kernel.sh" --quiet "$suite") || die "cannot get the $suite kernel (see above)"
+fetch_opts=()
+[[ -s $cache_root/$suite/release ]] && fetch_opts=(--quiet)  # else show the download
+rel=$("$here/fetch-kernel.sh" "${fetch_opts[@]}" "$suite") || die "cannot get the $suite kernel (see above)"
 kdir=$(cd "$cache_root/$suite" && pwd -P)
 kernel=$kdir/vmlinuz
 [[ -s $kdir/vmlinux ]] && kernel=$kdir/vmlinux
@@ -194,6 +197,7 @@ qesc() { printf '%s' "${1//,/,,}"; }               # quote for a qemu option val
 {
     echo "MOAT_VM_RELEASE=$(shq "$rel")"
     echo "MOAT_VM_MODULES=$(shq "$kdir/lib/modules/$rel")"
+    echo "MOAT_VM_ROOT_OVERLAY=$([[ ${MOAT_VM_ROOT_OVERLAY:-1} == 0 ]] && echo 0 || echo 1)"
     for i in "${!shares[@]}"; do
         echo "MOAT_VM_SHARE_$i=$(shq "${shares[$i]}")"
         rw=0
@@ -281,7 +285,8 @@ log "kernel $suite $rel ($(basename "$kernel")), ${mem} MB, $smp CPUs, timeout $
 # only once we close it after qemu has gone.
 mkfifo "$ctl/out"
 exec 3<>"$ctl/out"
-cat "$ctl/out" 3>&- &
+# If our stdout goes away (| head), keep draining so the guest never blocks.
+{ cat "$ctl/out" || cat "$ctl/out" >/dev/null; } 3>&- &
 catpid=$!
 t1=$(now)
 set +e
