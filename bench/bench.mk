@@ -55,3 +55,16 @@ bench-smoke: bench-deps bench-tools
 	BUILD=$(BUILD) BENCH_PY=$(BENCH_PY) bench/smoke-test.sh
 
 -include $(wildcard $(BENCH_OBJ)/*.d)
+
+# The data-path comparison inside a VM whose kernel has kTLS: plain TCP, moat
+# on kTLS, moat on its OpenSSL relay (--datapath userspace) and stunnel, in one
+# run. TCG distorts crypto cost: compare within the run only (printed).
+BENCH_VM_KERNEL ?= sid
+BENCH_VM_ENV ?= BENCH_QUICK=1 BENCH_RUNS=3 BENCH_BULK_BYTES=256M BENCH_SESSIONS=200 \
+	BENCH_LAT_COUNT=1000 BENCH_TIMEOUT_SCALE=10 BENCH_QUIET_IDLE=0 \
+	BENCH_TARGETS='direct moat-ktls moat-user stunnel' \
+	BENCH_MOAT_VARIANTS='moat-ktls::;moat-user::--datapath userspace'
+.PHONY: bench-vm
+bench-vm: bench-deps bench-tools $(BENCH_MOAT_DEP)
+	tests/vm/vm-run.sh --kernel $(BENCH_VM_KERNEL) --rw-cwd --timeout 3000 -- \
+		env $(BENCH_VM_ENV) $(BENCH_PY) bench/moatbench.py --build $(BUILD) --vm --out $(BUILD)/bench/vm

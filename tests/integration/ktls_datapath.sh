@@ -94,6 +94,19 @@ log "32 MiB relayed: $copied bytes through moatd's read/write calls, $spliced by
 [ "$spliced" -ge $((2 * 2 * mib16)) ] || fail "splice moved only $spliced bytes"
 [ "$copied" -lt $((256 * 1024)) ] || fail "$copied payload bytes passed through moatd's memory"
 
+# A port pinned to the userspace relay stays there, and says why.
+moat attach 9005 --ca "$PKI/ca.crt" --cert "$PKI/server.crt" --key "$PKI/server.key" \
+	--datapath userspace >/dev/null || fail "attach --datapath userspace failed"
+start_app 9005 echo
+out=$( (printf 'user-relay\n'; sleep 1) | in_cli timeout 10 openssl s_client -quiet -connect "$SRV_IP:9005" \
+	-CAfile "$PKI/ca.crt" -cert "$PKI/client-ec.crt" -key "$PKI/client-ec.key" 2>/dev/null || true)
+[[ $out == *user-relay* ]] || fail "userspace-relay port: no echo"
+closes=$((closes + 1))
+wait_for "userspace session close" test "$(grep -c 'close peer=' "$T/moatd.log")" -ge "$closes"
+last_close | grep -q 'datapath=userspace' || fail "--datapath userspace ran on: $(last_close)"
+moat status --json | grep -q '"userspace relay chosen for this port":1' || fail "fallback reason not counted"
+log "--datapath userspace: OpenSSL relay, reason counted"
+
 # close_notify from the client: the app sees EOF and its answer still arrives.
 out=$(tls client-ec $SRV_IP 9001 --tls 1.3 --request "half") || fail "half-close refused"
 [ "$out" = "sha $(printf half | sha256sum | cut -d' ' -f1)" ] || fail "half-close answer '$out'"

@@ -36,8 +36,12 @@ static const char usage_text[] =
 "        and the running one stays in force (exit 4, errors printed). SIGHUP\n"
 "        and edits under the policy directory do the same.\n"
 "  attach PORT --ca CA.pem --cert SERVER.pem --key SERVER.key [--iface NAME]...\n"
-"        Protect PORT at run time (ad hoc; policy files are the lasting way). With no --iface, every interface except lo, present and\n"
-"        future. Name lo to cover loopback too (moatd's own connections to the\n"
+"         [--datapath auto|userspace]\n"
+"        Protect PORT at run time (ad hoc; policy files are the lasting way).\n"
+"        With no --iface, every interface except lo, present and future.\n"
+"        --datapath userspace keeps this port's sessions on the OpenSSL relay\n"
+"        even where kTLS is available (default auto: kTLS when possible).\n"
+"        Name lo to cover loopback too (moatd's own connections to the\n"
 "        app stay exempt; nothing else is). Files are read by moatd; relative\n"
 "        paths are resolved here. The attachment lasts until 'moat detach' and\n"
 "        survives moatd restarts, not reboots; it is never written to the\n"
@@ -188,7 +192,7 @@ static int cmd_check(const char *path)
 	return err ? MOAT_EXIT_BAD_INPUT : MOAT_EXIT_OK;
 }
 
-enum { OPT_SOCKET = 1000, OPT_CA, OPT_CERT, OPT_KEY, OPT_IFACE, OPT_JSON };
+enum { OPT_SOCKET = 1000, OPT_CA, OPT_CERT, OPT_KEY, OPT_IFACE, OPT_JSON, OPT_DATAPATH };
 
 int main(int argc, char **argv)
 {
@@ -198,6 +202,7 @@ int main(int argc, char **argv)
 		{ "cert", required_argument, NULL, OPT_CERT },
 		{ "key", required_argument, NULL, OPT_KEY },
 		{ "iface", required_argument, NULL, OPT_IFACE },
+		{ "datapath", required_argument, NULL, OPT_DATAPATH },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -205,7 +210,7 @@ int main(int argc, char **argv)
 	static struct words w;
 	char socket_path[PATH_MAX], ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
 	const char *ca_arg = NULL, *cert_arg = NULL, *key_arg = NULL, *ifaces[64];
-	const char *command, *socket_arg = NULL;
+	const char *command, *socket_arg = NULL, *datapath_arg = NULL;
 	int n_ifaces = 0, json = 0, c, port = 0, err;
 
 	if (argc < 2)
@@ -222,6 +227,7 @@ int main(int argc, char **argv)
 		case OPT_CA: ca_arg = optarg; break;
 		case OPT_CERT: cert_arg = optarg; break;
 		case OPT_KEY: key_arg = optarg; break;
+		case OPT_DATAPATH: datapath_arg = optarg; break;
 		case OPT_IFACE:
 			if (n_ifaces == 64)
 				return usage_error("%s", "too many --iface options");
@@ -271,6 +277,8 @@ int main(int argc, char **argv)
 		add_word(&w, "ca", ca);
 		add_word(&w, "cert", cert);
 		add_word(&w, "key", key);
+		if (datapath_arg)
+			add_word(&w, "datapath", datapath_arg);
 	} else if (!strcmp(command, "detach")) {
 		if (n_ifaces > 1)
 			return usage_error("%s", "detach takes at most one --iface");

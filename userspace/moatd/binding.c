@@ -303,6 +303,7 @@ static void apply_settings(struct binding *b, const struct binding_spec *spec)
 	b->max_handshakes = spec->max_handshakes ? spec->max_handshakes : default_max_handshakes;
 	b->backend = spec->backend;
 	b->proxy_v2 = spec->proxy_v2;
+	b->userspace_relay = spec->userspace_relay;
 	b->close_disallowed = spec->close_disallowed;
 }
 

@@ -52,6 +52,7 @@ struct binding {
 	SSL_CTX *ctx;       /* new handshakes; a reload swaps it, sessions keep theirs */
 	struct sockaddr_storage backend; /* AF_UNSPEC: 127.0.0.1 on the port */
 	bool proxy_v2;      /* PROXY v2 header toward the app */
+	bool userspace_relay; /* `moat attach --datapath userspace`: never kTLS */
 	bool close_disallowed; /* a reload closes sessions it no longer allows */
 	struct binding_listener listeners[2]; /* [0] IPv4, [1] IPv6 */
 	uint32_t handshake_timeout_ms;
@@ -76,6 +77,7 @@ struct binding_spec {
 	struct sockaddr_storage backend;
 	bool proxy_v2, close_disallowed;
 	uint32_t handshake_timeout_ms, max_handshakes; /* 0: daemon defaults */
+	bool userspace_relay;   /* never offload to kTLS (comparisons) */
 };
 
 struct steering;

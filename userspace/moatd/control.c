@@ -82,6 +82,14 @@ static int cmd_attach(const struct request *rq, struct strbuf *reply)
 		return MOAT_EXIT_USAGE;
 	}
 	spec.ca = arg_value(rq, "ca");
+	if (arg_value(rq, "datapath")) {
+		if (strcmp(arg_value(rq, "datapath"), "userspace") &&
+		    strcmp(arg_value(rq, "datapath"), "auto")) {
+			sb_printf(reply, "datapath must be 'auto' or 'userspace'\n");
+			return MOAT_EXIT_USAGE;
+		}
+		spec.userspace_relay = !strcmp(arg_value(rq, "datapath"), "userspace");
+	}
 	spec.cert = arg_value(rq, "cert");
 	spec.key = arg_value(rq, "key");
 	if (!spec.ca || !spec.cert || !spec.key) {

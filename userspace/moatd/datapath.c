@@ -96,7 +96,9 @@ void datapath_start(struct session *s)
 {
 	const char *why = "kernel has no kTLS";
 
-	if (kernel_ktls) {
+	if (kernel_ktls && s->binding->userspace_relay)
+		why = "userspace relay chosen for this port";
+	else if (kernel_ktls) {
 		int err = relay_ktls_start(s, &why);
 
 		if (err == 0)

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 #include "policy.h"
+#include "sockaddr_text.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -155,21 +156,7 @@ int policy_parse_backend(const char *text, struct sockaddr_storage *out)
 
 void policy_backend_text(const struct sockaddr_storage *ss, char *out, size_t len)
 {
-	char host[INET6_ADDRSTRLEN];
-
-	if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *a6 = (const void *)ss;
-
-		inet_ntop(AF_INET6, &a6->sin6_addr, host, sizeof(host));
-		snprintf(out, len, "[%s]:%u", host, ntohs(a6->sin6_port));
-	} else if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *a4 = (const void *)ss;
-
-		inet_ntop(AF_INET, &a4->sin_addr, host, sizeof(host));
-		snprintf(out, len, "%s:%u", host, ntohs(a4->sin_port));
-	} else {
-		snprintf(out, len, "127.0.0.1:(same port)");
-	}
+	sockaddr_text(ss, "127.0.0.1:(same port)", out, len);
 }
 
 enum file_kind { FILE_GLOBAL, FILE_ALL, FILE_IFACE };

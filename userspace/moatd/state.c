@@ -40,6 +40,8 @@ int state_save(const struct binding *b)
 	fprintf(f, "# written by moatd for 'moat attach'; removed by 'moat detach'\n");
 	fprintf(f, "port %u\nslot %u\nca %s\ncert %s\nkey %s\n", b->port, b->slot, b->ca_path,
 		b->cert_path, b->key_path);
+	if (b->userspace_relay)
+		fprintf(f, "datapath userspace\n");
 	for (size_t i = 0; i < b->n_ifaces; i++)
 		fprintf(f, "iface %s\n", b->ifaces[i].name);
 	if (fflush(f) || fsync(fileno(f))) {
@@ -67,6 +69,7 @@ struct saved {
 	char ca[4096], cert[4096], key[4096];
 	char ifaces[BINDING_MAX_IFACES][32];
 	size_t n_ifaces;
+	bool userspace_relay;
 };
 
 static int parse_saved(const char *path, struct saved *sv)
@@ -100,6 +103,8 @@ static int parse_saved(const char *path, struct saved *sv)
 			snprintf(sv->cert, sizeof(sv->cert), "%s", val);
 		else if (!strcmp(line, "key"))
 			snprintf(sv->key, sizeof(sv->key), "%s", val);
+		else if (!strcmp(line, "datapath"))
+			sv->userspace_relay = !strcmp(val, "userspace");
 		else if (!strcmp(line, "iface") && sv->n_ifaces < BINDING_MAX_IFACES)
 			snprintf(sv->ifaces[sv->n_ifaces++], sizeof(sv->ifaces[0]), "%s", val);
 		else
@@ -152,6 +157,7 @@ int state_restore(void)
 		spec.cert = sv->cert;
 		spec.key = sv->key;
 		spec.n_ifaces = sv->n_ifaces;
+		spec.userspace_relay = sv->userspace_relay;
 		for (size_t i = 0; i < sv->n_ifaces; i++)
 			spec.ifaces[i] = sv->ifaces[i];
 		if (binding_attach(&spec, msg, sizeof(msg)) != BINDING_OK) {

@@ -121,7 +121,8 @@ static void render_json(struct steering *st, struct strbuf *out)
 			sb_json_string(out, b->rejected[i].reason);
 			sb_printf(out, ":%llu", (unsigned long long)b->rejected[i].count);
 		}
-		sb_printf(out, "},\"handshaking\":%u,\"sessions\":%u}", b->handshakes_now,
+		sb_printf(out, "},\"datapath\":\"%s\",\"handshaking\":%u,\"sessions\":%u}",
+			  b->userspace_relay ? "userspace" : "auto", b->handshakes_now,
 			  b->live_sessions);
 	}
 	sb_printf(out, "],\"orphaned_keys\":[");
