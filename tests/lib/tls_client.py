@@ -37,6 +37,8 @@ class Conn:
         self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
         self.obj = ctx.wrap_bio(self.inc, self.out, server_side=False,
                                 server_hostname=args.server_name)
+        # An inactivity timeout: a slow but moving transfer is fine, silence is not.
+        self.timeout = args.timeout
         self.deadline = time.monotonic() + args.timeout
         self.peer_closed = False
 
@@ -46,6 +48,7 @@ class Conn:
             try:
                 n = self.sock.send(data)
                 data = data[n:]
+                self.deadline = time.monotonic() + self.timeout
             except BlockingIOError:
                 self._wait(write=True)
 
@@ -63,6 +66,7 @@ class Conn:
             data = self.sock.recv(CHUNK)
         except BlockingIOError:
             return
+        self.deadline = time.monotonic() + self.timeout
         if not data:
             self.inc.write_eof()
         else:
