@@ -60,7 +60,7 @@ bench-smoke: bench-deps bench-tools
 # on kTLS, moat on its OpenSSL relay (--datapath userspace) and stunnel, in one
 # run. TCG distorts crypto cost: compare within the run only (printed).
 BENCH_VM_KERNEL ?= sid
-BENCH_VM_ENV ?= BENCH_QUICK=1 BENCH_RUNS=3 BENCH_BULK_BYTES=256M BENCH_SESSIONS=200 \
+BENCH_VM_ENV ?= BENCH_QUICK=1 BENCH_RUNS=3 BENCH_BULK_BYTES=256M BENCH_SESSIONS=200 BENCH_HS_SECONDS=5 \
 	BENCH_LAT_COUNT=1000 BENCH_TIMEOUT_SCALE=10 BENCH_QUIET_IDLE=0 \
 	BENCH_TARGETS='direct moat-ktls moat-user stunnel' \
 	BENCH_MOAT_VARIANTS='moat-ktls::;moat-user::--datapath userspace'
